@@ -79,7 +79,9 @@ void expect_unsupported(Call&& call, std::string_view if_accepted, const Unsuppo
         const std::string text = error.what();
         EXPECT_EQ(error.error_number(), expected.error_number) << text;
         EXPECT_EQ(error.feature(), expected.feature) << text;
-        if (!expected.ioctl.empty()) EXPECT_EQ(error.ioctl(), expected.ioctl) << text;
+        if (!expected.ioctl.empty()) {
+            EXPECT_EQ(error.ioctl(), expected.ioctl) << text;
+        }
         for (const auto& param : expected.params) {
             EXPECT_EQ(error.param(param.name), param.value) << param.name << ": " << text;
         }
