@@ -110,6 +110,26 @@ lab_unpack_deb() {
   mv "$dest.tmp" "$dest"
 }
 
+# lab_explain_l1_reset LOG : after L1 ended without an exit code, says
+# whether QEMU reset L1 because its CPU triple-faulted (QEMU's -d cpu_reset
+# log names it and dumps every CPU's registers from just before the reset).
+# A triple fault of L1 itself is no failure of the program under test: a
+# user-space VMM in L1 cannot cause one; it is the emulated CPU (nested SVM
+# under TCG) or L1's KVM that went wrong. run-all.sh keys on the line.
+lab_explain_l1_reset() {
+  local log=$1
+  [[ -s $log ]] || return 0
+  if grep -aq '^Triple fault' "$log"; then
+    lab_log "L1 TRIPLE FAULT: QEMU reset L1 after its CPU triple-faulted; registers before the reset in $log:"
+    # The dump that follows the triple fault: the CPU that faulted first.
+    awk '/^Triple fault/ { on = 1 } on && /^(CPU Reset|RIP|CR0|EFER)/ { print "lab:   " $0; if (++n == 12) exit }' "$log" >&2
+  elif grep -aq '^RAX=' "$log"; then
+    # QEMU's own resets at start-up dump CPUs that never ran (32-bit
+    # layout, all zero); a 64-bit dump (RAX=) is a CPU that ran L1.
+    lab_log "QEMU reset L1's CPUs while L1 ran, without a triple fault (a reset L1 asked for); log: $log"
+  fi
+}
+
 # Builds the L1 initramfs for kernel version $1 whose unpacked .deb is $2;
 # prints its path. Cached under a key of everything that goes into it.
 lab_build_l1_initramfs() {
@@ -588,6 +608,7 @@ EOF
 
   local -a qemu=(qemu-system-x86_64 "${machine[@]}" -m "$memory" -smp "$smp"
     -nodefaults -no-user-config -display none -no-reboot
+    -d cpu_reset -D "$ctl/qemu-cpu-reset.log"
     -chardev "stdio,id=con,logfile=$ctl/console.log"
     -serial chardev:con
     -kernel "$kimage" -initrd "$LAB_L1_INITRAMFS" -append "$cmdline"
@@ -622,6 +643,7 @@ EOF
     rc=$(grep -ao 'LAB-EXIT=[0-9]*' "$ctl/console.log" | tail -n1 | cut -d= -f2)
   else
     lab_log "L1 ended (QEMU exit $qrc) without reporting the script's exit code: kernel panic or init failure? (log: $ctl/console.log)"
+    lab_explain_l1_reset "$ctl/qemu-cpu-reset.log"
     keep=1
     rc=125
   fi

@@ -37,11 +37,19 @@ if ! lab_prepare; then
 fi
 
 # lab_known_flake LOG : prints which known lab flake a failed scenario's
-# output shows, or nothing. Each is a guest that stopped making progress
-# under nested SVM on TCG, with the VMM idle and healthy (docs/LAB.md).
+# output shows, or nothing. Each is nested SVM under TCG going wrong below
+# the VMM under test (docs/LAB.md, "Known problems"): a guest CPU that stops
+# making progress while the VMM is idle and healthy, or L1 itself dying.
 lab_known_flake() {
-  if grep -aq '^l2_run: TIMEOUT' "$1" && grep -aq '^L2| .*rcu: INFO: rcu_preempt detected stalls' "$1"; then
+  local stalled=0 l1_died=0
+  grep -aq '^L2| .*rcu: INFO: rcu_preempt detected stalls' "$1" && stalled=1
+  grep -aq "^lab: L1 ended (QEMU exit [0-9]*) without reporting the script's exit code" "$1" && l1_died=1
+  if ((stalled)) && grep -aq '^l2_run: TIMEOUT' "$1"; then
     echo "an L2 guest CPU stalled (RCU stall) until the timeout"
+  elif ((stalled && l1_died)); then
+    echo "an L2 guest CPU stalled (RCU stall), then L1 reset itself"
+  elif ((l1_died)) && grep -aq '^lab: L1 TRIPLE FAULT' "$1" && grep -aq '^L2| ' "$1"; then
+    echo "L1 triple-faulted while an L2 guest ran"
   fi
 }
 
