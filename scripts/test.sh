@@ -47,15 +47,18 @@ build() {
   ninja -C "$dir"
 }
 
-echo "== release build and tests"
+# Each phase's start, in seconds since this script began: where CI's time goes.
+phase() { echo "== $* (at ${SECONDS}s)"; }
+
+phase "release build and tests"
 build build RelWithDebInfo
 run_ctest build
 
-echo "== ASan+UBSan build and tests"
+phase "ASan+UBSan build and tests"
 build build-asan Asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest build-asan
 
-echo "== lab scenarios (real KVM / iommufd / VFIO inside QEMU)"
+phase "lab scenarios (real KVM / iommufd / VFIO inside QEMU)"
 lab_log=$(mktemp)
 if bash tests/lab/run-all.sh build 2>&1 | tee "$lab_log"; then :; fi
 line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$lab_log" | tail -n1 || true)
@@ -69,7 +72,7 @@ else
   ((lab_failed == 0)) || failures+=("$lab_failed lab scenario(s)")
 fi
 
-echo
+phase "done"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"
 ((failed == 0))

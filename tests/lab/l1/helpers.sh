@@ -121,6 +121,28 @@ l1_trace_kvm_exits() {
   return 0
 }
 
+# l1_trace_guest_failures_start : from now on, records every guest shutdown
+# (SVM exit 0x7f: a triple fault, whose registers KVM on AMD resets before
+# the VMM sees the exit, so this record is the only one of the guest RIP)
+# and every exception KVM injects; l2_run prints them when its VMM reports
+# a guest failure. Diagnostics only. No-op without tracefs.
+l1_trace_guest_failures_start() {
+  local trace=/sys/kernel/tracing
+  mount -t tracefs nodev "$trace" 2>/dev/null || true
+  [[ -w $trace/events/kvm/kvm_exit/filter && -w $trace/trace ]] || return 0
+  {
+    echo 'exit_reason==127' >"$trace/events/kvm/kvm_exit/filter"
+    echo 1 >"$trace/events/kvm/kvm_exit/enable"
+    echo 1 >"$trace/events/kvm/kvm_inj_exception/enable"
+    : >"$trace/trace"
+  } 2>/dev/null || true
+}
+
+l1_trace_guest_failures_show() {
+  echo "l2_run: the VMM reported a guest failure (exit 2); KVM's guest shutdowns and injected exceptions:"
+  tail -n 40 /sys/kernel/tracing/trace 2>/dev/null | grep -v '^#' | sed 's/^/  /' || true
+}
+
 # l1_sample_memory PID : raises L2_OWN_KB to the VMM's own resident memory
 # and L2_GUEST_KB to its resident guest RAM, if larger. Guest RAM is the Rss
 # of the process's memfd mappings (both VMMs back it with a shared memfd);
@@ -169,6 +191,7 @@ l2_run() {
   fifo=$(mktemp -u /tmp/l2-fifo.XXXXXX)
   mkfifo "$fifo"
   local t0 deadline pid line now left k v mark timed_out=0
+  l1_trace_guest_failures_start
   t0=$(l1_now_us)
   deadline=$((t0 + limit * 1000000))
   "$@" </dev/null >"$fifo" 2>&1 &
@@ -233,6 +256,7 @@ l2_run() {
     wait "$on_line_pid" || L2_ON_LINE_RC=$?
   fi
   ((timed_out)) && L2_RC=124
+  ((L2_RC == 2)) && l1_trace_guest_failures_show
   L2_TOTAL_MS=$((($(l1_now_us) - t0) / 1000))
   rm -f "$fifo"
   # Trim what a guest might print around the values (spaces, \r).

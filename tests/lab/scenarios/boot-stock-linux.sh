@@ -22,28 +22,16 @@ l1_main() {
   # shellcheck source=tests/lab/l1/helpers.sh
   . "$LAB_HELPERS"
   l1_require_kvm
-  # For the known flake below: record the guest RIP of every shutdown
-  # (SVM exit 0x7f; KVM resets the vCPU before vmm sees it) and every
-  # exception KVM injects, so that a failed boot shows where it died.
-  local trace=/sys/kernel/tracing
-  mount -t tracefs nodev "$trace" 2>/dev/null || true
-  if [[ -w $trace/events/kvm/kvm_exit/filter ]]; then
-    echo 'exit_reason==127' >"$trace/events/kvm/kvm_exit/filter"
-    echo 1 >"$trace/events/kvm/kvm_exit/enable"
-    echo 1 >"$trace/events/kvm/kvm_inj_exception/enable"
-  fi
   for cfg in "${CONFIGS[@]}"; do
-    [[ -w $trace/trace ]] && : >"$trace/trace"
     read -r cpus mem <<<"$cfg"
     echo "=== boot-stock-linux: $cpus vCPU(s), $mem, with ${vmm%%:*} ==="
     l2_command "$vmm" "$LAB_GUEST_KERNEL_L1" "$initrd" "$L2_CMDLINE_DEFAULT" "$cpus" "$mem"
     l2_run "$L2_TIMEOUT" "${L2_CMD[@]}"
     # Known lab flake (docs/LAB.md, "Known problems"): about one 4-vCPU boot
     # in five has an AP triple-fault (vmm exit 2) under nested SVM on TCG.
-    # Retry once, loudly; a second failure fails the scenario.
+    # Retry once, loudly; a second failure fails the scenario. (l2_run has
+    # printed KVM's record of where the guest died.)
     if ((L2_RC == 2 && cpus > 1)); then
-      echo "boot-stock-linux: the failed boot's KVM shutdowns and injected exceptions:"
-      tail -n 40 "$trace/trace" 2>/dev/null || true
       echo "boot-stock-linux: RETRY ($cpus vCPUs, $mem): the guest failed (exit 2) once; booting again"
       l2_run "$L2_TIMEOUT" "${L2_CMD[@]}"
     fi
